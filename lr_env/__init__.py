@@ -11,9 +11,9 @@ Importing the package registers ``lr_env/CifarResNet18-v0``::
 import gymnasium
 
 from lr_env.config import PRESETS, EnvConfig, make_config
-from lr_env.env import ENV_ID, LrControlEnv, StepTiming
+from lr_env.env import ENV_ID, LrControlEnv, StepTiming, load_test_split
 
-__all__ = ["ENV_ID", "PRESETS", "EnvConfig", "LrControlEnv", "StepTiming", "make_config"]
+__all__ = ["ENV_ID", "PRESETS", "EnvConfig", "LrControlEnv", "StepTiming", "load_test_split", "make_config"]
 __version__ = "0.1.0"
 
 if ENV_ID not in gymnasium.registry:

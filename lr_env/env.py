@@ -279,3 +279,9 @@ class LrControlEnv(gym.Env):
             "diverged": bool(diverged),
             "timing": timing,
         }
+
+
+def load_test_split(config: EnvConfig, device) -> DeviceSplit:
+    """Load the CIFAR-10 test split on ``device``; only final evaluation may use it."""
+    arrays = load_cifar10(config.data_dir, config.cache_dir)
+    return DeviceSplit(arrays.test_images, arrays.test_labels, device)
