@@ -76,8 +76,8 @@ class LrControlEnv(gym.Env):
 
     ## Observation space
 
-    ``Box(-inf, inf, (2G + 3,), float32)``. Every entry is finite: non-finite values are replaced and
-    everything is clipped to +-1e6.
+    ``Box(-1e6, 1e6, (2G + 3,), float32)``. Every entry is finite: non-finite values are replaced and
+    everything is clipped to +-1e6, far outside what training produces, so a spike never leaves the space.
 
     ===========  ===============================================  ==========================
     index        meaning                                          transform
@@ -141,7 +141,7 @@ class LrControlEnv(gym.Env):
         self.group_names = self._group_names()
         n_groups = len(self.group_names)
         self.action_space = spaces.Box(-1.0, 1.0, (n_groups,), np.float32)
-        self.observation_space = spaces.Box(-np.inf, np.inf, (2 * n_groups + 3,), np.float32)
+        self.observation_space = spaces.Box(-OBS_LIMIT, OBS_LIMIT, (2 * n_groups + 3,), np.float32)
 
         self.trainer: Trainer | None = None
         self.base_lr = self.config.base_lr
