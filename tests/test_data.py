@@ -43,7 +43,7 @@ def write_parquet_dir(
     directory: Path, image_column: str = "img", label_column: str = "label", seed: int = 0,
     jpeg: bool = False,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Write train (two shards) and test parquet files; return the expected pixels and labels."""
+    """Write train (two shards) and test parquet files, and return the expected arrays."""
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     features = datasets.Features(
@@ -103,6 +103,18 @@ def parquet_source(tmp_path_factory):
 @pytest.fixture
 def cache_dir(tmp_path):
     return tmp_path / "cache"
+
+
+@pytest.fixture
+def hub_copy(parquet_source, tmp_path):
+    """Return the synthetic shards as a DatasetDict, standing in for the Hub download."""
+    directory, _ = parquet_source
+    return datasets.load_dataset(
+        "parquet",
+        data_files={"train": [str(p) for p in sorted(directory.glob("train-*.parquet"))],
+                    "test": [str(directory / "test-00000-of-00001.parquet")]},
+        cache_dir=str(tmp_path / "hf-for-test"),
+    )
 
 
 def count_load_dataset_calls(monkeypatch) -> list:
@@ -290,19 +302,13 @@ def test_unwritable_cache_still_returns_data(parquet_source, tmp_path, caplog, m
     assert "Could not write the CIFAR-10 cache" in caplog.text
 
 
-def test_hub_source_cached_by_revision(parquet_source, cache_dir, monkeypatch, caplog):
-    directory, expected = parquet_source
-    local = datasets.load_dataset(
-        "parquet",
-        data_files={"train": [str(p) for p in sorted(directory.glob("train-*.parquet"))],
-                    "test": [str(directory / "test-00000-of-00001.parquet")]},
-        cache_dir=str(cache_dir / "hf-for-test"),
-    )
+def test_hub_source_cached_by_revision(parquet_source, hub_copy, cache_dir, monkeypatch, caplog):
+    _, expected = parquet_source
     hub_calls = []
 
     def fake_load_dataset(path, *args, **kwargs):
         hub_calls.append(path)
-        return local
+        return hub_copy
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     monkeypatch.setattr(files, "hub_revision", lambda: "revision-a")
@@ -327,6 +333,18 @@ def test_hub_source_cached_by_revision(parquet_source, cache_dir, monkeypatch, c
     newer = load_cifar10(cache_dir=cache_dir)
     assert len(hub_calls) == 2
     assert newer.fingerprint != first.fingerprint
+
+
+def test_hub_unknown_revision_uses_fingerprints(parquet_source, hub_copy, cache_dir, monkeypatch):
+    _, expected = parquet_source
+    monkeypatch.setattr(datasets, "load_dataset", lambda path, *args, **kwargs: hub_copy)
+    monkeypatch.setattr(files, "hub_revision", lambda: None)
+
+    arrays = load_cifar10(cache_dir=cache_dir)
+
+    assert_arrays_match(arrays, expected)
+    assert arrays.fingerprint.startswith("hub-")
+    assert (cache_dir / f"cifar10-{arrays.fingerprint}.npz").is_file()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,7 +415,7 @@ def test_corrupt_parquet_body_error(parquet_source, tmp_path, cache_dir):
     shutil.copytree(parquet_source[0], directory)
     shard = directory / "train-00000-of-00002.parquet"
     content = bytearray(shard.read_bytes())
-    # Keep the 4-byte magic number at the start and the footer, and overwrite data pages.
+    # Keep the leading magic number and the footer intact, and overwrite the data pages.
     for position in range(100, len(content) // 2):
         content[position] = 0x5A
     shard.write_bytes(bytes(content))
