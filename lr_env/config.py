@@ -153,7 +153,7 @@ PRESETS: dict[str, EnvConfig] = {
 }
 
 
-def make_config(preset: str | EnvConfig = "resnet18", **overrides) -> EnvConfig:
+def make_config(preset: str | EnvConfig = "resnet18", /, **overrides) -> EnvConfig:
     """Return the named preset (or a copy of ``preset``) with ``overrides`` applied and validated."""
     if isinstance(preset, EnvConfig):
         base = preset
