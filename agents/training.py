@@ -210,7 +210,7 @@ class TrainConfig:
         "network) or disabled (no W&B files) (default: %(default)s)",
         choices=list(WANDB_MODES),
     )
-    wandb_project: str = _option("lr-controller", "W&B project (default: %(default)s)")
+    wandb_project: str = _option("lr-env", "W&B project (default: %(default)s)")
     wandb_dir: str | None = _option(
         None,
         "directory that receives the wandb/ folder; default: the directory of --output",
