@@ -14,6 +14,8 @@ import argparse
 import logging
 import sys
 
+from agents.cli import OneLineErrorParser
+
 # Copies of agents.evaluation.METHODS, agents.tracking.WANDB_MODES, the names in lr_env.PRESETS and
 # lr_env.model.GRANULARITIES, so that --help and option errors return without importing torch.
 # tests/test_evaluate.py checks that the copies match.
@@ -25,8 +27,8 @@ GRANULARITIES = ("block", "layer")
 
 def _comma_list(convert, what: str):
     def parse(text: str):
-        items = [item.strip() for item in text.split(",") if item.strip()]
-        if not items:
+        items = [item.strip() for item in text.split(",")]
+        if not text.strip() or not all(items):
             raise argparse.ArgumentTypeError(f"expected a comma-separated list of {what}, got {text!r}")
         try:
             values = tuple(convert(item) for item in items)
@@ -80,7 +82,7 @@ def _fraction(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="evaluate.py",
         description=(
             "Train ResNet-18 on CIFAR-10 once per seed with the trained controller, plain SGD at a "

@@ -23,6 +23,7 @@ import typing
 
 from agents.algorithms import BudgetError
 from agents.checkpoint import CheckpointError
+from agents.cli import OneLineErrorParser
 from agents.training import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -33,13 +34,6 @@ from agents.training import (
     train,
 )
 from lr_env.data import DataError
-
-
-class OneLineErrorParser(argparse.ArgumentParser):
-    """An argument parser that reports an invalid option in one line, without the usage block."""
-
-    def error(self, message: str) -> typing.NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
 def _argument_type(hint, parse):

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from agents.checkpoint import Checkpoint, check_spaces
+from agents.checkpoint import Checkpoint, CheckpointError, check_spaces
 from agents.controllers import Controller, PolicyController, zero_controller
 from agents.tracking import WANDB_MODES, finish_wandb, init_wandb
 from lr_env.config import PRESETS, EnvConfig, config_to_dict, make_config
@@ -485,6 +485,12 @@ class Evaluation:
         Raises CheckpointError for a space mismatch, ``lr_env.data.DataError`` for missing or bad
         data and ``ValueError`` for an invalid configuration or device.
         """
+        trained_granularity = self.checkpoint.env_config.granularity
+        if self.settings.granularity not in (None, trained_granularity):
+            raise CheckpointError(
+                f"--granularity {self.settings.granularity} does not match the policy, which was trained with "
+                f"{trained_granularity} granularity; drop --granularity"
+            )
         first = self.plan[0]
         env = self.environment(first.method, first.base_lr)
         check_spaces(self.checkpoint, env)

@@ -446,7 +446,7 @@ def plot_test_accuracy(report: EvaluationReport, path: Path) -> None:
         ax.set_title(f"initial lr {_lr(lr)}")
         ax.set_xlabel("SGD step")
         ax.set_ylabel("test accuracy")
-        ax.legend(loc="lower right")
+        ax.legend(loc="upper left", fontsize="small")
     figure.suptitle("Test accuracy: mean over seeds, band from min to max")
     _save(figure, path)
 

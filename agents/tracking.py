@@ -97,6 +97,9 @@ def _start_run(mode, project, config, group, job_type, name, directory: Path):
             # The tqdm progress bar redraws the terminal line many times per second; capturing the
             # console would fill the run's output log with those redraws.
             console="off",
+            # W&B's banner and run summary would break up the progress bar; the run directory is
+            # logged instead, and README.md explains `wandb sync`.
+            quiet=True,
         )
         return wandb.init(
             project=project,

@@ -253,6 +253,28 @@ def _check_positive(name: str, value: int | None) -> None:
         raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
 
 
+def _check_resume_options(config, explicit, checkpoint, hyperparameters) -> None:
+    """Raise UsageError if an option given with --resume differs from the checkpoint's value."""
+    stored = {
+        "preset": checkpoint.env_config.preset,
+        "algorithm": checkpoint.algorithm,
+        "granularity": checkpoint.env_config.granularity,
+    }
+    for name in RESUME_FIXED_OPTIONS:
+        if name not in explicit:
+            continue
+        requested = getattr(config, name)
+        checkpoint_value = stored[name] if name in stored else getattr(hyperparameters, name)
+        if isinstance(requested, list | tuple):
+            requested, checkpoint_value = tuple(requested), tuple(checkpoint_value)
+        if requested != checkpoint_value:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(
+                f"{flag} {requested} differs from the checkpoint's {checkpoint_value}; --resume keeps the "
+                f"checkpoint's settings, so drop {flag} (only --learning-rate may change)"
+            )
+
+
 def plan_run(config: TrainConfig, explicit: Sequence[str] = ()) -> RunPlan:
     """Resolve defaults, validate every option and compute the budget; builds no environment.
 
@@ -275,13 +297,10 @@ def plan_run(config: TrainConfig, explicit: Sequence[str] = ()) -> RunPlan:
 
     checkpoint = None
     if config.resume is not None:
-        fixed = [name for name in RESUME_FIXED_OPTIONS if name in explicit]
-        if fixed:
-            options = ", ".join("--" + name.replace("_", "-") for name in fixed)
-            raise UsageError(f"{options} cannot be changed with --resume: the checkpoint stores them")
         checkpoint = load_checkpoint(config.resume, device="cpu")
         env_config = checkpoint.env_config.replace(data_dir=config.data_dir, device=config.device)
         hyperparameters = hyperparameters_from_model(checkpoint.model, checkpoint.algorithm)
+        _check_resume_options(config, explicit, checkpoint, hyperparameters)
         if "learning_rate" in explicit:
             hyperparameters = dataclasses.replace(hyperparameters, learning_rate=config.learning_rate)
         if hyperparameters.algorithm == "ppo":

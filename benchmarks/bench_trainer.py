@@ -84,11 +84,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per loop (default: 5)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps per loop first (default: 5)")
     parser.add_argument("--compile", action="store_true", help="wrap both models in torch.compile")
+    parser.add_argument(
+        "--channels-last",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="memory format of both loops; auto uses channels_last on CUDA only (default: auto)",
+    )
     args = parser.parse_args()
 
     device = resolve_device(args.device)
     split = random_split(max(4096, 4 * args.batch_size), device)
-    config = TrainerConfig(width=args.width, batch_size=args.batch_size, total_steps=10**9, compile=args.compile)
+    channels_last = {"auto": None, "on": True, "off": False}[args.channels_last]
+    config = TrainerConfig(
+        width=args.width,
+        batch_size=args.batch_size,
+        total_steps=10**9,
+        compile=args.compile,
+        channels_last=channels_last,
+    )
     trainer = Trainer(config, split, seed=0, device=device)
     plain = PlainLoop(trainer, split)
 

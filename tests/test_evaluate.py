@@ -408,7 +408,8 @@ def bad_input_case(name: str, smoke_checkpoint: Path, tmp_path: Path) -> tuple[l
         path = write_unknown_algorithm_checkpoint(smoke_checkpoint, tmp_path / "a2c.zip")
         return ["--policy", str(path)], ["unknown algorithm", "a2c"]
     if name == "granularity mismatch":
-        return ["--policy", str(smoke_checkpoint), "--granularity", "layer"], ["observation space", "(45,)"]
+        argv = ["--policy", str(smoke_checkpoint), "--granularity", "layer"]
+        return argv, ["--granularity layer does not match", "block granularity"]
     if name == "missing data":
         empty = tmp_path / "empty"
         empty.mkdir()
