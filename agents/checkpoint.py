@@ -33,7 +33,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from lr_env.config import PRESETS, EnvConfig, config_to_dict, make_config
+from lr_env.config import PRESETS, EnvConfig, config_from_dict, config_to_dict
+from lr_env.model import group_names
 
 logger = logging.getLogger(__name__)
 
@@ -104,9 +105,7 @@ class Checkpoint:
 
 def group_names_for(config: EnvConfig) -> list[str]:
     """Return the layer-group names of ``config.granularity`` without building the environment."""
-    from lr_env.model import CifarResNet18, layer_groups
-
-    return [name for name, _ in layer_groups(CifarResNet18(width=1), config.granularity)]
+    return group_names(config.granularity)
 
 
 def observation_layout(group_names: list[str]) -> list[dict[str, Any]]:
@@ -227,20 +226,6 @@ def build_metadata(model: BaseAlgorithm, env_config: EnvConfig, extra: dict | No
         "command_line": shlex.join(sys.argv),
         "extra": dict(extra or {}),
     }
-
-
-def env_config_from_dict(values: dict[str, Any]) -> EnvConfig:
-    """Rebuild and validate an :class:`EnvConfig` from :func:`config_to_dict` output.
-
-    Raises ValueError for an unknown field or an invalid value.
-    """
-    # NOTE: lr_env.config.config_from_dict passes the stored ``preset`` field as a keyword next to
-    # make_config's positional ``preset`` argument and raises TypeError, so this rebuilds directly.
-    values = dict(values)
-    for name in ("base_lr_choices", "base_lr_range"):
-        if values.get(name) is not None:
-            values[name] = tuple(values[name])
-    return make_config(EnvConfig().replace(**values))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -432,7 +417,7 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Checkpoint:
     if algorithm not in ALGORITHMS:
         raise CheckpointError(f"{path}: unknown algorithm {algorithm!r}; supported algorithms: {sorted(ALGORITHMS)}")
     try:
-        env_config = env_config_from_dict(metadata["env_config"])
+        env_config = config_from_dict(metadata["env_config"])
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{path}: invalid stored environment config: {error}") from error
     _warn_on_version_change(path, metadata.get("versions", {}))

@@ -126,14 +126,7 @@ def check_parquet_footers(paths: list[Path]) -> None:
     """Raise DataError naming the first shard whose parquet footer cannot be read."""
     import pyarrow.parquet as pq
 
-    for path in paths:
-        try:
-            pq.read_metadata(path)
-        except (OSError, ValueError) as exc:
-            raise DataError(
-                f"Corrupt parquet shard {path}: {_sentence(exc)} Replace it with an intact copy "
-                "of the CIFAR-10 shard."
-            ) from exc
+    _raise_for_corrupt_shard(paths, pq.read_metadata)
 
 
 def load_local(directory: Path, shards: dict[str, list[Path]], cache_root: Path):
@@ -169,9 +162,14 @@ def _raise_for_unreadable_shard(paths: list[Path]) -> None:
     """Read every shard in full and raise DataError naming the first one that fails."""
     import pyarrow.parquet as pq
 
+    _raise_for_corrupt_shard(paths, pq.read_table)
+
+
+def _raise_for_corrupt_shard(paths: list[Path], read) -> None:
+    """Call `read` on each shard and raise DataError naming the first one it fails on."""
     for path in paths:
         try:
-            pq.read_table(path)
+            read(path)
         except (OSError, ValueError) as exc:
             raise DataError(
                 f"Corrupt parquet shard {path}: {_sentence(exc)} Replace it with an intact "

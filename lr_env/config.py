@@ -60,7 +60,7 @@ class EnvConfig:
     cache_dir: str | None = None
     """Directory for decoded arrays; None uses $LR_ENV_CACHE_DIR or ~/.cache/lr_env."""
     split_seed: int = 0
-    """Seed of the validation split and the training subset; fixed so every episode sees the same split."""
+    """Seed of the validation split and the training subset; fixed so every episode uses the same split."""
     device: str = "auto"
     """Training device: ``auto`` (first CUDA device, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
     compile: bool = False

@@ -13,6 +13,7 @@ from gymnasium import spaces
 
 from lr_env.config import EnvConfig, make_config
 from lr_env.data import DeviceSplit, load_cifar10, split_indices
+from lr_env.model import group_names
 from lr_env.trainer import DivergenceError, StepStats, Trainer, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ class LrControlEnv(gym.Env):
         self.device = resolve_device(self.config.device)
         self.train_split, self.val_split = load_splits(self.config, self.device)
 
-        self.group_names = self._group_names()
+        self.group_names = group_names(self.config.granularity)
         n_groups = len(self.group_names)
         self.action_space = spaces.Box(-1.0, 1.0, (n_groups,), np.float32)
         self.observation_space = spaces.Box(-OBS_LIMIT, OBS_LIMIT, (2 * n_groups + 3,), np.float32)
@@ -159,11 +160,6 @@ class LrControlEnv(gym.Env):
     @property
     def n_groups(self) -> int:
         return len(self.group_names)
-
-    def _group_names(self) -> list[str]:
-        from lr_env.model import CifarResNet18, layer_groups
-
-        return [name for name, _ in layer_groups(CifarResNet18(width=1), self.config.granularity)]
 
     def _draw_base_lr(self) -> float:
         config = self.config

@@ -106,6 +106,11 @@ def layer_groups(model: CifarResNet18, granularity: str = "block") -> list[tuple
     return groups
 
 
+def group_names(granularity: str = "block") -> list[str]:
+    """Return the layer-group names at ``granularity``, from a width-1 model that costs nothing to build."""
+    return [name for name, _ in layer_groups(CifarResNet18(width=1), granularity)]
+
+
 def count_parameters(model: nn.Module) -> int:
     """Return the number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

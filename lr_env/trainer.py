@@ -197,6 +197,12 @@ class Trainer:
         for group, lr in zip(self.optimizer.param_groups, self.learning_rates(), strict=True):
             group["lr"] = float(lr)
 
+    def _group_grad_norms(self) -> torch.Tensor:
+        """Return the L2 norm of each group's current gradients, on the device, without a host sync."""
+        tensor_norms = torch.stack(torch._foreach_norm([p.grad for p in self._params])).float()
+        self._step_sq_norms.zero_().index_add_(0, self._group_index, tensor_norms.square())
+        return self._step_sq_norms.sqrt()
+
     def _sgd_step(self) -> None:
         images, labels = self.batcher.next_batch()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
@@ -205,10 +211,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
 
-        grads = [p.grad for p in self._params]
-        tensor_norms = torch.stack(torch._foreach_norm(grads)).float()
-        self._step_sq_norms.zero_().index_add_(0, self._group_index, tensor_norms.square())
-        self._norm_sum += self._step_sq_norms.sqrt()
+        self._norm_sum += self._group_grad_norms()
         self._loss_sum += loss.detach()
 
         self._apply_learning_rates()
@@ -261,8 +264,7 @@ class Trainer:
             loss = F.cross_entropy(self._forward(images).float(), labels)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        norms = torch.stack(torch._foreach_norm([p.grad for p in self._params])).float()
-        group_norms = torch.zeros_like(self._norm_sum).index_add_(0, self._group_index, norms.square()).sqrt()
+        group_norms = self._group_grad_norms()
         self.optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
             for buffer, saved in zip(self.model.buffers(), buffers, strict=True):
